@@ -12,6 +12,7 @@ import sys
 # Modules are imported when the CLI starts, so keep their top-level imports light.
 SUBCOMMANDS = [
     "t5kit.cli.info",
+    "t5kit.cli.eval",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Data: preprocessing, indexed datasets, pretraining objectives and the SQuAD reader."""

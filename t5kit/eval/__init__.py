@@ -1,0 +1,1 @@
+"""Evaluation metrics (SQuAD exact match and F1) and evaluation runs."""
