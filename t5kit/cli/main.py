@@ -13,6 +13,8 @@ import sys
 SUBCOMMANDS = [
     "t5kit.cli.info",
     "t5kit.cli.eval",
+    "t5kit.cli.preprocess",
+    "t5kit.cli.tokenizer",
 ]
 
 
