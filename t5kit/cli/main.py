@@ -14,7 +14,10 @@ SUBCOMMANDS = [
     "t5kit.cli.info",
     "t5kit.cli.eval",
     "t5kit.cli.preprocess",
+    "t5kit.cli.convert",
     "t5kit.cli.tokenizer",
+    "t5kit.cli.generate",
+    "t5kit.cli.bench",
 ]
 
 

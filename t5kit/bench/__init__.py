@@ -1,0 +1,1 @@
+"""Benchmarks: generation latency of presets (infer)."""
