@@ -7,6 +7,13 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
+# Offline machines that carry the real data beside the checkout use it instead of downloading.
+SHARED_DATA ?= ../shared/data
+ifneq ($(wildcard $(SHARED_DATA)/squad_v1.1/dev-v1.1.json),)
+export T5KIT_SQUAD_DIR ?= $(abspath $(SHARED_DATA)/squad_v1.1)
+export T5KIT_TOKENIZER ?= $(abspath $(SHARED_DATA)/t5_tokenizer/spiece.model)
+endif
+
 .PHONY: setup quickstart test clean
 
 setup: $(VENV)/.installed

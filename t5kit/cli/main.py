@@ -14,8 +14,12 @@ SUBCOMMANDS = [
     "t5kit.cli.info",
     "t5kit.cli.eval",
     "t5kit.cli.preprocess",
+    "t5kit.cli.prompt_learn",
+    "t5kit.cli.pretrain",
+    "t5kit.cli.plot",
     "t5kit.cli.convert",
     "t5kit.cli.tokenizer",
+    "t5kit.cli.quickstart",
     "t5kit.cli.generate",
     "t5kit.cli.bench",
 ]

@@ -1,0 +1,54 @@
+"""Pretraining config: bundled recipes, the model section, batch accumulation and value checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from t5kit.cli.main import main
+from t5kit.config.core import ConfigError
+from t5kit.train.config import OptimizerConfig, PretrainConfig, TrainConfig
+
+
+@pytest.mark.parametrize("recipe", ["tiny-cpu", "nemo-220m"])
+def test_recipes_build(recipe, capsys):
+    assert main(["pretrain", recipe, "--print-config"]) == 0
+    assert "max_steps" in capsys.readouterr().out
+
+
+def test_nemo_recipe_values():
+    from t5kit.cli.pretrain import load_config
+
+    config = load_config("nemo-220m", [])
+    train = config.train
+    assert train.accumulation_steps(train.micro_batch_size, world_size=1) == 32
+    assert train.accumulation_steps(train.micro_batch_size, world_size=8) == 4
+    assert train.schedule.resolved_warmup_steps(train.max_steps) == 10000
+    assert train.optimizer.lr == 1e-4
+    assert config.model.num_layers == 12
+
+
+def test_model_preset_with_overrides():
+    config = PretrainConfig.from_dict({"model": {"preset": "tiny", "d_model": 128, "vocab_size": 8192}})
+    assert config.model.d_model == 128
+    assert config.model.vocab_size == 8192
+    assert config.model.num_layers == 4  # from the preset
+
+
+def test_unknown_preset_named():
+    with pytest.raises(ConfigError, match="unknown model preset 'tinny'. Did you mean 'tiny'"):
+        PretrainConfig.from_dict({"model": {"preset": "tinny"}})
+
+
+def test_global_batch_must_divide():
+    config = TrainConfig(global_batch_size=100)
+    with pytest.raises(ConfigError, match="not a multiple of micro batch size 8 x 2 ranks"):
+        config.accumulation_steps(8, world_size=2)
+
+
+def test_invalid_values_rejected():
+    with pytest.raises(ConfigError, match="max_steps: must be positive"):
+        TrainConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="betas"):
+        OptimizerConfig(betas=(0.9, 1.0))
+    with pytest.raises(ConfigError, match="device"):
+        TrainConfig(device="tpu")
