@@ -52,8 +52,14 @@ def read_inputs(args: argparse.Namespace) -> list[str]:
             path = Path(args.input_file)
             if not path.is_file():
                 raise T5kitError(f"input file {path} not found")
-            lines = path.read_text(encoding="utf-8").splitlines()
-        texts += [line for line in lines if line.strip()]
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as error:
+                raise T5kitError(
+                    f"input file {path} is not valid UTF-8 (byte {error.start}); save it as UTF-8 text"
+                ) from None
+        # Empty lines stay, so output line i always answers input line i.
+        texts += lines
     if not texts:
         raise T5kitError("no input: pass texts as arguments or --input-file FILE")
     return texts

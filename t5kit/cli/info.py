@@ -57,12 +57,17 @@ def run(args: argparse.Namespace) -> int:
     from t5kit.config.core import apply_overrides
     from t5kit.config.model import preset_names
 
+    from t5kit.config.core import ConfigError
+
     presets = [p for p in args.presets if "=" not in p]
     overrides = apply_overrides({}, [p for p in args.presets + args.overrides if "=" in p])
+    unknown = sorted(set(overrides) - {"model"})
+    if unknown:
+        raise ConfigError(f"info takes only model.* overrides, got '{unknown[0]}'; for example model.num_layers=2")
     if not presets:
         print("Model presets (t5kit info NAME for details):")
         print("  " + "\n  ".join(preset_names()))
         return 0
     for preset in presets:
-        print(describe(preset, overrides.get("model", overrides)))
+        print(describe(preset, overrides.get("model")))
     return 0

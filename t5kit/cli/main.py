@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     except T5kitError as error:
         print(f"t5kit {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of our output went away (as in `t5kit info | head`); exit quietly.
+        sys.stderr.close()
+        return 0
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
+        print(f"t5kit {args.command}: error: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"t5kit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -14,8 +14,13 @@ import torch
 from torch import nn
 
 from t5kit.config.model import ModelConfig
+from t5kit.errors import T5kitError
 from t5kit.model.attention import Attention, KVCache
 from t5kit.model.layers import FeedForward, RelativePositionBias, make_norm, segment_positions
+
+
+class SequenceTooLongError(T5kitError, ValueError):
+    """An input longer than the model's absolute position table."""
 
 
 class EncoderBlock(nn.Module):
@@ -125,7 +130,10 @@ class Encoder(nn.Module):
             mask = _add(mask, segment_bias(segment_ids, segment_ids, torch.float32))
         if self.config.position_embedding == "absolute":
             if length > self.config.max_encoder_length:
-                raise ValueError(f"encoder input of {length} tokens exceeds max_encoder_length {self.config.max_encoder_length}")
+                raise SequenceTooLongError(
+                    f"encoder input of {length} tokens exceeds max_encoder_length {self.config.max_encoder_length}; "
+                    "truncate the input"
+                )
             x = x + self.embed_positions(segment_positions(segment_ids) if segment_ids is not None else positions)
         x = self.dropout(x)
 
@@ -185,8 +193,9 @@ class Decoder(nn.Module):
 
         if self.config.position_embedding == "absolute":
             if past + length > self.config.max_decoder_length:
-                raise ValueError(
-                    f"decoder length {past + length} exceeds max_decoder_length {self.config.max_decoder_length}"
+                raise SequenceTooLongError(
+                    f"decoder length {past + length} exceeds max_decoder_length {self.config.max_decoder_length}; "
+                    "generate fewer tokens"
                 )
             positions = segment_positions(segment_ids) if segment_ids is not None else query_positions
             x = x + self.embed_positions(positions)
