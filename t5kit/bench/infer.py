@@ -19,6 +19,7 @@ import torch
 
 from t5kit.config.core import ConfigError
 from t5kit.config.model import load_model_config
+from t5kit.errors import T5kitError
 from t5kit.generate import GenerationConfig, generate
 from t5kit.model import T5, count_parameters
 
@@ -167,6 +168,11 @@ def run_inference_bench(config: InferenceBenchConfig, model: T5 | None = None) -
     """Measure `generate` for one benchmark point; build the preset with random weights unless given."""
     reset_peak_rss()
     model = model if model is not None else random_model(config.preset, config.dtype, config.seed)
+    if model.config.position_embedding == "absolute" and config.input_len > model.config.max_encoder_length:
+        raise T5kitError(
+            f"--input-len {config.input_len} exceeds the preset's max_encoder_length "
+            f"{model.config.max_encoder_length}; choose a shorter input"
+        )
     input_ids, mask = random_inputs(config.batch, config.input_len, model.config.vocab_size, config.seed)
     generation = config.generation_config()
     result = InferenceResult(config, count_parameters(model), torch.get_num_threads())

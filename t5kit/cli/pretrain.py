@@ -33,10 +33,20 @@ def recipe_names() -> list[str]:
 
 def resolve_recipe(name: str) -> Path:
     """Return a YAML path as given, or the bundled recipe of that name."""
+    import difflib
+
+    from t5kit.config.core import ConfigError
+
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    return RECIPE_DIR / f"{name}.yaml"
+    bundled = RECIPE_DIR / f"{name}.yaml"
+    if not bundled.is_file():
+        names = recipe_names()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown recipe '{name}'.{hint} Bundled recipes: {', '.join(names)}; or pass a YAML file")
+    return bundled
 
 
 def load_config(config: str, overrides: list[str]):
