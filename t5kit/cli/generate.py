@@ -58,7 +58,7 @@ def read_inputs(args: argparse.Namespace) -> list[str]:
                 raise T5kitError(
                     f"input file {path} is not valid UTF-8 (byte {error.start}); save it as UTF-8 text"
                 ) from None
-        # Empty lines stay, so output line i always answers input line i.
+        # Empty lines stay, so output line i always belongs to input line i.
         texts += lines
     if not texts:
         raise T5kitError("no input: pass texts as arguments or --input-file FILE")
