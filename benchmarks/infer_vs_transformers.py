@@ -156,7 +156,12 @@ def report(results: list[Engine], args, load: tuple[list[float], list[float]]) -
         for base in (baselines[e.dtype], reference):
             cells.append("-" if base is None else f"{statistics.median(base.latencies_ms) / median:.2f}x")
         for base in (baselines[e.dtype], reference):
-            cells.append("-" if base is None else ("yes" if torch.equal(e.tokens, base.tokens) else "no"))
+            if base is None:
+                cells.append("-")
+            elif torch.equal(e.tokens, base.tokens):
+                cells.append("yes")
+            else:
+                cells.append("no")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

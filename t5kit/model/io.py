@@ -66,7 +66,7 @@ def load_config(directory: str | Path) -> ModelConfig:
 
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
-        raise CheckpointError(f"{path} not found: a t5kit model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(f"{path} not found: a t5kit model directory contains {CONFIG_NAME} and {WEIGHTS_NAME}")
     return build(ModelConfig, load_yaml(path), prefix="model")
 
 

@@ -4,7 +4,7 @@ Dimensions: B batch, L encoder length, S decoder length, D d_model, H heads, K d
 
 Every block is pre-norm: x + dropout(sublayer(norm(x))). Masks and the position bias are combined
 into one additive bias per stack, computed once and shared by all its layers (T5 computes the
-relative bias in the first layer and reuses it). Model code holds no device moves or collectives:
+relative bias in the first layer and reuses it). Model code contains no device moves or collectives:
 parallelism, compilation and precision are applied from outside.
 """
 

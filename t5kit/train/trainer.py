@@ -307,7 +307,7 @@ class Trainer:
     def _handle_nonfinite(self, stats: UpdateStats) -> None:
         """Stop with the last good checkpoint named, or skip the update, as train.nan_policy selects."""
         train = self.config.train
-        what = f"loss {stats.loss_sum / max(stats.target_tokens, 1)}, gradient norm {stats.grad_norm}"
+        values = f"loss {stats.loss_sum / max(stats.target_tokens, 1)}, gradient norm {stats.grad_norm}"
         where = f"update {self.step + 1}"
         good = "no checkpoint was written yet"
         if self.last_checkpoint is not None:
@@ -315,15 +315,15 @@ class Trainer:
         if train.nan_policy == "skip":
             self.skipped_updates += 1
             self.consecutive_skips += 1
-            logger.warning("skipping %s: %s is not finite (%d in a row)", where, what, self.consecutive_skips)
+            logger.warning("skipping %s: %s is not finite (%d in a row)", where, values, self.consecutive_skips)
             if self.consecutive_skips < train.max_skipped_steps:
                 return
             raise TrainingDivergedError(
                 f"{train.max_skipped_steps} consecutive updates had a non-finite loss or gradient norm, the last at "
-                f"{where} ({what}); {good}. Lower train.optimizer.lr or check the data."
+                f"{where} ({values}); {good}. Lower train.optimizer.lr or check the data."
             )
         raise TrainingDivergedError(
-            f"non-finite {what} at {where}; {good}. Resume from it with a lower train.optimizer.lr, or set "
+            f"non-finite {values} at {where}; {good}. Resume from it with a lower train.optimizer.lr, or set "
             "train.nan_policy=skip to skip such updates."
         )
 
