@@ -6,7 +6,8 @@ Stages, each writing into one run directory:
    cache and checked against its sha256), or a vocabulary trained on the pretraining text.
 2. data/: the distinct paragraphs of the SQuAD v1.1 train set (Wikipedia; none comes from a dev
    article), tokenized into train and validation indexed datasets.
-3. pretrain/: span-corruption pretraining of a small T5 (`t5kit pretrain`), with its loss curve.
+3. pretrain/: span-corruption pretraining of a small T5 (`t5kit pretrain`), with its loss curve;
+   `span_selection_rate` mixes in span selection (t5kit/data/span_selection.py).
 4. prompt/<method>/: prompt learning (p-tuning by default) on a SQuAD train slice on top of the
    frozen pretrained model, scored on a dev slice with and without the learned prompt.
 5. results.md and results.json: the EM/F1 table by task, metric and model size, and sample answers.
@@ -74,6 +75,8 @@ class Scale:
     """Questions decoded together."""
     prompt_lr: dict[str, float] = field(default_factory=dict)
     """Learning rate per tuning method; a method not listed uses TuneConfig's default."""
+    span_selection_rate: float = 0.0
+    """Fraction of pretraining examples that are span selection instead of span corruption."""
 
 
 # The CPU scales tie the LM head to the embedding and rescale the decoder output (T5 v1.0 style).
@@ -127,6 +130,8 @@ class QuickstartOptions:
     """SQuAD training questions; None keeps the scale's."""
     dev_examples: int | None = None
     """SQuAD dev questions; None keeps the scale's."""
+    span_selection_rate: float | None = None
+    """Fraction of pretraining examples that are span selection; None keeps the scale's."""
     methods: list[str] = field(default_factory=lambda: ["p-tuning"])
     """Tuning methods to run and compare: p-tuning, prompt-tuning, lora, finetune."""
     squad_dir: str | None = None
@@ -151,6 +156,7 @@ class QuickstartOptions:
             "prompt_steps": self.prompt_steps,
             "train_examples": self.train_examples,
             "dev_examples": self.dev_examples,
+            "span_selection_rate": self.span_selection_rate,
         }
         return dataclasses.replace(SCALES[self.preset], **{k: v for k, v in changes.items() if v is not None})
 
@@ -256,19 +262,26 @@ def prepare_tokenizer(options: QuickstartOptions, text: Path, directory: Path):
     return T5Tokenizer(directory)
 
 
-def pretrain_config(scale: Scale, options: QuickstartOptions, data_prefix: Path, vocab_size: int, output: Path) -> dict:
+def pretrain_config(
+    scale: Scale, options: QuickstartOptions, data_prefix: Path, tokenizer: Path, vocab_size: int, output: Path
+) -> dict:
     """Return the `t5kit pretrain` config of the scale as a dict."""
     from t5kit.config.model import pad_vocab_size
 
     warmup = max(1, scale.pretrain_steps // 10)
     optimizer = {"name": scale.pretrain_optimizer, "lr": scale.pretrain_lr}
+    data = {
+        "paths": [f"{data_prefix}_train"],
+        "validation_paths": [f"{data_prefix}_val"],
+        "inputs_length": scale.inputs_length,
+    }
+    if scale.span_selection_rate > 0:
+        rate = scale.span_selection_rate
+        denoisers = [{"name": "R", "kind": "span", "rate": 1 - rate}, {"name": "Q", "kind": "select", "rate": rate}]
+        data.update(objective="ul2", ul2={"denoisers": denoisers}, tokenizer=str(tokenizer))
     return {
         "model": {"preset": scale.model, **scale.model_overrides, "vocab_size": pad_vocab_size(vocab_size)},
-        "data": {
-            "paths": [f"{data_prefix}_train"],
-            "validation_paths": [f"{data_prefix}_val"],
-            "inputs_length": scale.inputs_length,
-        },
+        "data": data,
         "train": {
             "output_dir": str(output),
             "max_steps": scale.pretrain_steps,
@@ -353,7 +366,9 @@ def run_quickstart(options: QuickstartOptions) -> QuickstartResult:
 
     # Pretraining. The final model directory gets the tokenizer too, so it is self-contained.
     started = time.perf_counter()
-    pretrained = pretrain(pretrain_config(scale, options, prefix, tokenizer.vocab_size, output / "pretrain"))
+    pretrained = pretrain(
+        pretrain_config(scale, options, prefix, output / "tokenizer", tokenizer.vocab_size, output / "pretrain")
+    )
     base = output / "pretrain" / "model"
     tokenizer.save(base)
     seconds["pretrain"] = time.perf_counter() - started

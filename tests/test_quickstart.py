@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from t5kit.cli.main import main
 from t5kit.errors import T5kitError
@@ -18,11 +19,17 @@ def test_smoke_runs_every_stage(shared_data, tmp_path, capsys):
     args = [
         "quickstart", "--smoke", "--output", str(tmp_path), "--no-progress",
         "--squad-dir", str(shared_data / "squad_v1.1"), "--tokenizer", str(shared_data / "t5_tokenizer" / "spiece.model"),
+        "--span-selection", "0.5",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| Task | Metric | Model size | no prompt | p-tuning |" in printed
     assert "gold: " in printed
+
+    pretrain_config = yaml.safe_load((tmp_path / "pretrain" / "config.yaml").read_text())
+    assert pretrain_config["data"]["objective"] == "ul2"
+    assert [d["kind"] for d in pretrain_config["data"]["ul2"]["denoisers"]] == ["span", "select"]
+    assert pretrain_config["data"]["tokenizer"] == str(tmp_path / "tokenizer")
 
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["scores"]) == {"no prompt", "p-tuning"}

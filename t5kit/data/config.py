@@ -40,16 +40,25 @@ class SpanCorruptionConfig:
 
 @dataclass
 class DenoiserConfig:
-    """One UL2 denoiser: a span corruption setting or the prefix LM, with its mode tokens."""
+    """One denoiser of a mixture: span corruption, the prefix LM or span selection, with its mode tokens."""
 
     name: str = "R"
     """Label for logs, such as R, X or S."""
-    kind: Literal["span", "prefix"] = "span"
-    """span: span corruption with the density and span length below. prefix: prefix LM."""
+    kind: Literal["span", "prefix", "select"] = "span"
+    """span: span corruption with the density and span length below. prefix: prefix LM.
+    select: span selection (t5kit/data/span_selection.py), a self-supervised extractive QA task."""
     noise_density: float = 0.15
     """Fraction of tokens turned into noise (span kind only)."""
     mean_noise_span_length: float = 3.0
     """Mean noise span length in tokens (span kind only)."""
+    query_length: int = 24
+    """Longest query in tokens, its sentinel included (select kind only)."""
+    max_answer_words: int = 4
+    """Longest answer in words (select kind only; in tokens without data.tokenizer)."""
+    max_answer_tokens: int = 8
+    """Longest answer in tokens (select kind only)."""
+    query_drop_rate: float = 0.1
+    """Fraction of the query's tokens dropped (select kind only)."""
     mode_token_ids: list[int] = field(default_factory=list)
     """Token ids put in front of the inputs, such as the ids of [NLU], [NLG] or [S2S]; empty for none."""
     rate: float = 1.0
@@ -60,6 +69,15 @@ class DenoiserConfig:
             raise ConfigError(f"noise_density: must be in (0, 1), got {self.noise_density}")
         if self.kind == "span" and self.mean_noise_span_length < 1.0:
             raise ConfigError(f"mean_noise_span_length: must be at least 1, got {self.mean_noise_span_length}")
+        if self.kind == "select" and self.query_length < 2:
+            raise ConfigError(f"query_length: must be at least 2, got {self.query_length}")
+        if self.kind == "select" and (self.max_answer_words < 1 or self.max_answer_tokens < 1):
+            raise ConfigError(
+                f"max_answer_words and max_answer_tokens: must be at least 1, got {self.max_answer_words} "
+                f"and {self.max_answer_tokens}"
+            )
+        if self.kind == "select" and not 0.0 <= self.query_drop_rate < 1.0:
+            raise ConfigError(f"query_drop_rate: must be in [0, 1), got {self.query_drop_rate}")
         if self.rate < 0:
             raise ConfigError(f"rate: must be non-negative, got {self.rate}")
         if any(token < 0 for token in self.mode_token_ids):
@@ -106,7 +124,9 @@ class DataConfig:
     span_corruption: SpanCorruptionConfig = field(default_factory=SpanCorruptionConfig)
     """Parameters of the span_corruption objective."""
     ul2: UL2Config = field(default_factory=UL2Config)
-    """Parameters of the ul2 objective."""
+    """Parameters of the ul2 objective (a mixture of denoisers, span selection included)."""
+    tokenizer: str | None = None
+    """spiece.model (or its directory) of the datasets; span selection then draws answers of whole words."""
     inputs_length: int = 512
     """Encoder length in tokens; the raw window length follows from it and the objective."""
     targets_length: int | None = None

@@ -58,8 +58,19 @@ def build_objective(config: DataConfig, vocab_size: int) -> SpanCorruption | UL2
     """Build the objective named in `config`, with T5 sentinels for a `vocab_size` vocabulary."""
     sentinel_id = vocabulary_sentinels(vocab_size)
     if config.objective == "ul2":
+        word_starts = None
+        if config.tokenizer is not None:
+            from t5kit.tokenizer import T5Tokenizer
+
+            tokenizer = T5Tokenizer(config.tokenizer)
+            if tokenizer.vocab_size != vocab_size:
+                raise ConfigError(
+                    f"data.tokenizer: {config.tokenizer} has {tokenizer.vocab_size} ids but the datasets were "
+                    f"written with {vocab_size}; give the tokenizer that `t5kit preprocess` used"
+                )
+            word_starts = tokenizer.word_starts()
         return UL2Mixture(
-            config.inputs_length, sentinel_id, config.ul2.denoisers, config.eos_id, config.num_sentinels
+            config.inputs_length, sentinel_id, config.ul2.denoisers, config.eos_id, config.num_sentinels, word_starts
         )
     span = config.span_corruption
     return SpanCorruption(

@@ -6,6 +6,9 @@ Each example draws one denoiser with the mixture's rates:
 - S (sequential): prefix LM; a window is split at a random point into an input prefix and the
   continuation as target.
 
+t5kit adds a fourth kind, span selection (`kind: select`, t5kit/data/span_selection.py), which
+is not in UL2: a self-supervised extractive QA task that a mixture can put beside span corruption.
+
 A denoiser's mode tokens (UL2's `[NLU]`, `[NLG]`, `[S2S]`, given here as token ids) are put in front
 of its inputs. All denoisers share one input length. Each span denoiser takes the longest raw
 window whose inputs fit, as t5's `random_spans_helper` computes it. The targets are padded to the
@@ -19,6 +22,7 @@ import numpy as np
 
 from t5kit.data.config import DenoiserConfig, UL2Config
 from t5kit.data.span_corruption import Example, SentinelId, SpanCorruption
+from t5kit.data.span_selection import SpanSelection
 
 
 class PrefixLM:
@@ -51,7 +55,7 @@ class PrefixLM:
 
 
 class UL2Mixture:
-    """A mixture of span and prefix-LM denoisers sharing one input length.
+    """A mixture of span, prefix-LM and span-selection denoisers sharing one input length.
 
     The default denoisers are `UL2Config()`'s: R (3, 0.15), X (32, 0.15), X (32, 0.5) and S, at
     equal rates and without mode tokens.
@@ -64,6 +68,7 @@ class UL2Mixture:
         denoisers: Sequence[DenoiserConfig] | None = None,
         eos_id: int = 1,
         max_sentinels: int = 100,
+        word_starts=None,
     ):
         denoisers = UL2Config().denoisers if denoisers is None else list(denoisers)
         if not denoisers:
@@ -77,7 +82,7 @@ class UL2Mixture:
         self.eos_id = eos_id
 
         # Span denoisers first, because the prefix LM's target length is the longest of theirs.
-        self.objectives: list[SpanCorruption | PrefixLM | None] = [None] * len(denoisers)
+        self.objectives: list[SpanCorruption | PrefixLM | SpanSelection | None] = [None] * len(denoisers)
         for index, denoiser in enumerate(self.denoisers):
             if denoiser.kind == "span":
                 self.objectives[index] = SpanCorruption(
@@ -88,9 +93,22 @@ class UL2Mixture:
                     denoiser.mean_noise_span_length,
                     max_sentinels=max_sentinels,
                 )
+            elif denoiser.kind == "select":
+                self.objectives[index] = SpanSelection(
+                    self._budget(denoiser),
+                    sentinel_id,
+                    eos_id,
+                    denoiser.query_length,
+                    denoiser.max_answer_words,
+                    denoiser.max_answer_tokens,
+                    denoiser.query_drop_rate,
+                    word_starts,
+                )
             elif denoiser.kind != "prefix":
-                raise ValueError(f"denoiser {denoiser.name!r}: kind must be 'span' or 'prefix', got {denoiser.kind!r}")
-        span_targets = [objective.targets_length for objective in self.objectives if objective is not None]
+                raise ValueError(
+                    f"denoiser {denoiser.name!r}: kind must be 'span', 'prefix' or 'select', got {denoiser.kind!r}"
+                )
+        span_targets = [objective.targets_length for objective in self.objectives if isinstance(objective, SpanCorruption)]
         prefix_targets = max(span_targets, default=inputs_length)
         for index, denoiser in enumerate(self.denoisers):
             if denoiser.kind == "prefix":

@@ -161,6 +161,10 @@ class T5Tokenizer:
         """Return whether an id is pad, eos, unk or a sentinel."""
         return token_id in (PAD_ID, EOS_ID, UNK_ID) or self.num_pieces <= token_id < self.vocab_size
 
+    def word_starts(self) -> list[bool]:
+        """Return, for every id, whether its piece starts a word ("▁" prefix) or is special."""
+        return [piece.startswith(WORD_BOUNDARY) or self.is_special(i) for i, piece in enumerate(self._pieces)]
+
     def id_to_piece(self, token_id: int) -> str:
         """Return the piece of an id, such as "▁the" or "<extra_id_0>"."""
         if not 0 <= token_id < self.vocab_size:

@@ -459,3 +459,14 @@ def test_cli_error_message(tmp_path, capsys):
     argv = ["tokenizer", "train", "--input", absent, "--output", str(tmp_path), "--vocab-size", "10"]
     assert main(argv) == 2
     assert "input file not found" in capsys.readouterr().err
+
+
+def test_word_starts(tokenizer):
+    starts = tokenizer.word_starts()
+    assert len(starts) == tokenizer.vocab_size
+    ids = tokenizer.encode("Eiffel towers")
+    pieces = [tokenizer.id_to_piece(i) for i in ids]
+    assert [starts[i] for i in ids] == [piece.startswith("▁") for piece in pieces]
+    assert sum(starts[i] for i in ids) == 2
+    assert starts[tokenizer.sentinel_id(0)]
+    assert starts[tokenizer.eos_id]
