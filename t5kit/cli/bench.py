@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from t5kit.cli.arguments import non_negative_int, positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="run benchmarks")
@@ -23,18 +25,18 @@ def add_parser(subparsers) -> None:
         metavar="NAME",
         help="model preset or YAML file; repeat or separate with commas for several rows",
     )
-    infer.add_argument("--batch", type=int, default=1, help="inputs per call (default: 1)")
-    infer.add_argument("--input-len", type=int, default=60, help="encoder tokens per input (default: 60)")
-    infer.add_argument("--output-len", type=int, default=20, help="tokens generated per input (default: 20)")
-    infer.add_argument("--runs", type=int, default=10, help="timed calls per preset (default: 10)")
-    infer.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (default: 2)")
+    infer.add_argument("--batch", type=positive_int, default=1, help="inputs per call (default: 1)")
+    infer.add_argument("--input-len", type=positive_int, default=60, help="encoder tokens per input (default: 60)")
+    infer.add_argument("--output-len", type=positive_int, default=20, help="tokens generated per input (default: 20)")
+    infer.add_argument("--runs", type=positive_int, default=10, help="timed calls per preset (default: 10)")
+    infer.add_argument("--warmup", type=non_negative_int, default=2, help="untimed calls before timing (default: 2)")
     infer.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="weight type")
     infer.add_argument(
         "--cache", choices=["static", "dynamic", "none"], default="static", help="decoder cache path (default: static)"
     )
     infer.add_argument("--compile", action="store_true", help="torch.compile the static-cache decode step")
-    infer.add_argument("--num-beams", type=int, default=1, help="beam search width (default: 1, greedy)")
-    infer.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    infer.add_argument("--num-beams", type=positive_int, default=1, help="beam search width (default: 1, greedy)")
+    infer.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     infer.add_argument("--json", metavar="FILE", help="also write the results, every latency included, as JSON")
     infer.set_defaults(run=run_infer)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from t5kit.cli.arguments import non_negative_int, positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,19 +23,19 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="input texts")
     parser.add_argument("--input-file", metavar="FILE", help="read inputs from FILE, one per line ('-' for stdin)")
-    parser.add_argument("--batch-size", type=int, default=8, help="inputs per batch (default: 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="maximum tokens per output (default: 64)")
-    parser.add_argument("--min-new-tokens", type=int, default=0, help="tokens generated before EOS is allowed")
-    parser.add_argument("--num-beams", type=int, default=1, help="beam search width; 1 means greedy (default)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="inputs per batch (default: 8)")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="maximum tokens per output (default: 64)")
+    parser.add_argument("--min-new-tokens", type=non_negative_int, default=0, help="tokens generated before EOS is allowed")
+    parser.add_argument("--num-beams", type=positive_int, default=1, help="beam search width; 1 means greedy (default)")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="beam score = logprob / length**this")
     parser.add_argument("--early-stopping", action="store_true", help="stop beam search once num_beams beams finish")
     parser.add_argument("--do-sample", action="store_true", help="sample tokens instead of taking the most likely")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
-    parser.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens; 0 is off")
+    parser.add_argument("--top-k", type=non_negative_int, default=0, help="sample among the k most likely tokens; 0 is off")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass; 1.0 is off")
     parser.add_argument("--seed", type=int, help="seed for sampling")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="weight type to run in")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--no-stream", action="store_true", help="print a single input's output at the end")
     parser.set_defaults(run=run)
 

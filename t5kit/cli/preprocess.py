@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from t5kit.cli.arguments import fraction, positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -46,12 +48,12 @@ def add_parser(subparsers) -> None:
     )
 
     # Tokenization and the split.
-    parser.add_argument("--workers", type=int, default=1, help="tokenizer processes (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="tokenizer processes (default: 1)")
     parser.add_argument(
-        "--chunk-size", type=int, default=256, help="documents per task sent to a worker (default: 256)"
+        "--chunk-size", type=positive_int, default=256, help="documents per task sent to a worker (default: 256)"
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.01, help="fraction of documents for validation (default: 0.01)"
+        "--val-fraction", type=fraction, default=0.01, help="fraction of documents for validation (default: 0.01)"
     )
     parser.add_argument("--seed", type=int, default=1234, help="seed of the train/validation split (default: 1234)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

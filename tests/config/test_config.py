@@ -121,6 +121,16 @@ def test_malformed_yaml_names_line(tmp_path):
         load_yaml(path)
 
 
+def test_repeated_yaml_key_rejected(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  max_steps: 10\n  lr: 1.0\n  max_steps: 20\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml at line 4.*'max_steps' appears twice .*first at line 2"):
+        load_yaml(path)
+    # The same key in two different mappings is fine, and so is a list of mappings.
+    path.write_text("a:\n  x: 1\nb:\n  x: 2\nc:\n  - {x: 1}\n  - {x: 2}\n")
+    assert load_yaml(path) == {"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 1}, {"x": 2}]}
+
+
 def test_yaml_must_be_mapping(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("- 1\n- 2\n")

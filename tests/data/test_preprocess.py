@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -180,3 +181,22 @@ def test_empty_validation_split_opens(tmp_path, spiece):
     val = IndexedDataset(tmp_path / "out_val")
     assert len(val) == 0
     assert val.num_tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--workers", "0", "argument --workers: must be at least 1, got 0"),
+        ("--chunk-size", "-3", "argument --chunk-size: must be at least 1, got -3"),
+        ("--val-fraction", "1.5", r"argument --val-fraction: must be in \[0, 1\), got 1.5"),
+        ("--val-fraction", "half", "argument --val-fraction: expected a number, got 'half'"),
+    ],
+)
+def test_cli_names_the_flag_of_a_bad_number(tmp_path, flag, value, message, capsys):
+    path = tmp_path / "lines.txt"
+    path.write_text("one document\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preprocess", "--input", str(path), "--output", str(tmp_path / "out"), "--tokenizer", "x", flag, value])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out_train.bin").exists()
