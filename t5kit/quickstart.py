@@ -351,6 +351,8 @@ def run_quickstart(options: QuickstartOptions) -> QuickstartResult:
 
     scale = options.scale()
     output = Path(options.output)
+    if output.exists() and not output.is_dir():
+        raise T5kitError(f"the run directory {output} is a file; pass another --output folder")
     output.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
 

@@ -87,3 +87,11 @@ def test_download_checks_sha256(tmp_path):
 def test_unknown_method_is_rejected(capsys):
     assert main(["quickstart", "--smoke", "--methods", "adapters"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_output_that_is_a_file_is_rejected(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me\n")
+    assert main(["quickstart", "--smoke", "--output", str(target), "--no-progress"]) == 2
+    assert "the run directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me\n"

@@ -8,6 +8,7 @@ tokens (min_new_tokens = max_new_tokens, so EOS cannot end a run early). Latency
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import statistics
 import time
@@ -172,6 +173,19 @@ def run_inference_bench(config: InferenceBenchConfig, model: T5 | None = None) -
         raise T5kitError(
             f"--input-len {config.input_len} exceeds the preset's max_encoder_length "
             f"{model.config.max_encoder_length}; choose a shorter input"
+        )
+    if model.config.position_embedding == "absolute" and config.output_len > model.config.max_decoder_length:
+        raise T5kitError(
+            f"--output-len {config.output_len} exceeds the preset's max_decoder_length "
+            f"{model.config.max_decoder_length}; choose a shorter output"
+        )
+    # The encoder's scores are [batch, heads, input_len, input_len] in fp32, plus a bias of one row's size.
+    scores = (config.batch + 1) * model.config.num_heads * config.input_len**2 * 4
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    if memory is not None and scores > memory:
+        raise T5kitError(
+            f"--input-len {config.input_len} needs {scores / 2**30:.1f} GiB for the encoder's attention scores, "
+            f"more than this machine's {memory / 2**30:.1f} GiB; choose a shorter input"
         )
     input_ids, mask = random_inputs(config.batch, config.input_len, model.config.vocab_size, config.seed)
     generation = config.generation_config()

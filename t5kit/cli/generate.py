@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from t5kit.cli.arguments import non_negative_int, positive_int
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     detect_format(args.checkpoint)  # a missing or unknown checkpoint directory fails before the tokenizer
     tokenizer = load_tokenizer(args.checkpoint, args.tokenizer)
     model = load_any(args.checkpoint, dtype=getattr(torch, args.dtype)).eval()
-    model.config.check_tokenizer(tokenizer.vocab_size)
+    model.config.check_tokenizer_matches(tokenizer.vocab_size)
     config = GenerationConfig(
         max_new_tokens=args.max_new_tokens,
         min_new_tokens=args.min_new_tokens,
@@ -143,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
     )
+
+    if not args.do_sample and (args.top_k or args.top_p < 1.0 or args.temperature != 1.0):
+        logger.warning("--temperature, --top-k and --top-p apply only with --do-sample; they are ignored")
 
     if len(texts) == 1 and args.num_beams == 1 and not args.no_stream:
         input_ids, _ = encode_batch(tokenizer, texts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from t5kit.cli.arguments import fraction, positive_int
+from t5kit.cli.arguments import fraction, non_negative_int, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -55,7 +55,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--val-fraction", type=fraction, default=0.01, help="fraction of documents for validation (default: 0.01)"
     )
-    parser.add_argument("--seed", type=int, default=1234, help="seed of the train/validation split (default: 1234)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=1234, help="seed of the train/validation split (default: 1234)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     parser.set_defaults(run=run)

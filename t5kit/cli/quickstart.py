@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     methods = [method.strip() for method in args.methods.split(",") if method.strip()]
     unknown = [method for method in methods if method not in METHODS]
     if unknown or not methods:
-        raise T5kitError(f"--methods: unknown method {unknown or args.methods!r}; choose from {', '.join(METHODS)}")
+        named = ", ".join(unknown) if unknown else repr(args.methods)
+        raise T5kitError(f"--methods: unknown method {named}; choose from {', '.join(METHODS)}")
     options = QuickstartOptions(
         preset="smoke" if args.smoke else args.preset,
         output=args.output,

@@ -118,6 +118,20 @@ class ModelConfig:
             )
 
 
+    def check_tokenizer_matches(self, tokenizer_vocab_size: int) -> None:
+        """Raise unless the embedding has the tokenizer's ids, padded up to a multiple of 128 at most.
+
+        A model trained with a tokenizer has exactly that many rows or the padded count (T5 pads
+        32,100 ids to 32,128). More rows mean another tokenizer, whose sentinels sit at other ids.
+        """
+        self.check_tokenizer(tokenizer_vocab_size)
+        if self.vocab_size > pad_vocab_size(tokenizer_vocab_size):
+            raise ConfigError(
+                f"the tokenizer has {tokenizer_vocab_size} ids but the model's embedding has {self.vocab_size} rows, "
+                f"so it was trained with another tokenizer; pass the tokenizer saved with the model"
+            )
+
+
 def pad_vocab_size(size: int, multiple: int = 128) -> int:
     """Round a vocabulary size up to a multiple, as T5 pads 32,100 ids to 32,128 rows."""
     return int(math.ceil(size / multiple) * multiple)

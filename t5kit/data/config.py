@@ -163,3 +163,24 @@ class DataConfig:
             raise ConfigError(f"targets_length: must be at least 2, got {self.targets_length}")
         if self.num_sentinels < 1:
             raise ConfigError(f"num_sentinels: must be at least 1, got {self.num_sentinels}")
+        if self.seed < 0:
+            raise ConfigError(f"seed: must be 0 or more, got {self.seed}")
+        if self.objective == "ul2":
+            for index, denoiser in enumerate(self.ul2.denoisers):
+                self._check_room(index, denoiser)
+
+    def _check_room(self, index: int, denoiser: DenoiserConfig) -> None:
+        """Reject an inputs_length that leaves a denoiser too few tokens after its mode tokens."""
+        modes = len(denoiser.mode_token_ids)
+        room = self.inputs_length - modes
+        if denoiser.kind == "select":
+            # The query, a separator, the answer plus one more window token, and EOS.
+            needed = denoiser.query_length + denoiser.max_answer_tokens + 4
+            fix = f"raise inputs_length to {needed + modes} or lower ul2.denoisers[{index}].query_length"
+        else:
+            needed, fix = 3, f"raise inputs_length to {3 + modes} or drop mode tokens"
+        if room < needed:
+            raise ConfigError(
+                f"inputs_length: {self.inputs_length} tokens leave {room} for denoiser {denoiser.name!r} "
+                f"(ul2.denoisers[{index}]) after its {modes} mode tokens, and it needs {needed}; {fix}"
+            )

@@ -58,6 +58,13 @@ def build_objective(config: DataConfig, vocab_size: int) -> SpanCorruption | UL2
     """Build the objective named in `config`, with T5 sentinels for a `vocab_size` vocabulary."""
     sentinel_id = vocabulary_sentinels(vocab_size)
     if config.objective == "ul2":
+        for index, denoiser in enumerate(config.ul2.denoisers):
+            outside = [token for token in denoiser.mode_token_ids if token >= vocab_size]
+            if outside:
+                raise ConfigError(
+                    f"data.ul2.denoisers[{index}].mode_token_ids: {outside} are not ids of the datasets' "
+                    f"{vocab_size}-id vocabulary; use ids below {vocab_size}"
+                )
         word_starts = None
         if config.tokenizer is not None:
             from t5kit.tokenizer import T5Tokenizer

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,8 +170,13 @@ def preprocess(
         raise PreprocessError(f"workers and chunk_size must be at least 1, got {workers} and {chunk_size}")
     if not 0.0 <= val_fraction < 1.0:
         raise PreprocessError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    tokenizer = load_tokenizer(tokenizer_path)
+    if seed < 0:
+        raise PreprocessError(f"seed must be 0 or more, got {seed}")
     prefix = str(output_prefix)
+    if prefix.endswith(("/", os.sep)) or Path(prefix).is_dir():
+        name = Path(prefix) / "corpus"
+        raise PreprocessError(f"output prefix {prefix} is a folder; add a file name to it, such as {name}")
+    tokenizer = load_tokenizer(tokenizer_path)
     report = TextReadReport()
 
     # Tokenize every document into a temporary dataset, because the split needs the document count.

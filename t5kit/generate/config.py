@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,8 +74,10 @@ class GenerationConfig:
             raise ConfigError(f"num_beams: must be at least 1, got {self.num_beams}")
         if self.num_beams > 1 and self.do_sample:
             raise ConfigError("do_sample: beam sampling is not supported; set num_beams=1 or do_sample=false")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"temperature: must be a positive finite number, got {self.temperature}")
+        if not math.isfinite(self.length_penalty):
+            raise ConfigError(f"length_penalty: must be a finite number, got {self.length_penalty}")
         if self.top_k < 0:
             raise ConfigError(f"top_k: must be 0 (off) or positive, got {self.top_k}")
         if not 0 < self.top_p <= 1:

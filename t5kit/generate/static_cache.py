@@ -16,6 +16,8 @@ The step runs the model's norms and activation, and its projections through `Dec
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -59,6 +61,29 @@ def project_cross_attention(
     ]
 
 
+def _check_memory(model: T5, rows: int, length: int, device: torch.device) -> None:
+    """Raise before allocating self-attention biases and caches that cannot fit in the device's memory.
+
+    Relative-position models accept any length, and the [H, T, T] bias grows with its square: at
+    100,000 tokens it takes 40 GB per head in fp32.
+    """
+    config = model.config
+    element = model.shared.weight.element_size()
+    tables = len(model.decoder.relative_bias) if config.position_embedding == "relative" else 1
+    heads = config.num_heads if config.position_embedding == "relative" else 1
+    biases = tables * heads * length * length * element
+    caches = 2 * config.num_decoder_layers * rows * config.num_heads * length * config.d_kv * element
+    if device.type == "cuda":
+        available = torch.cuda.mem_get_info(device)[0]
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    if available is not None and biases + caches > available:
+        raise GenerationError(
+            f"max_new_tokens {length} needs {(biases + caches) / 2**30:.1f} GiB for the decoder's biases and caches "
+            f"(batch {rows}), more than the {available / 2**30:.1f} GiB of {device.type} memory; lower max_new_tokens"
+        )
+
+
 class StaticCacheDecoder:
     """Decode one position per step against preallocated caches; see the module docstring."""
 
@@ -77,6 +102,7 @@ class StaticCacheDecoder:
                 f"max_new_tokens {max_length} exceeds the model's max_decoder_length {config.max_decoder_length}; "
                 "lower max_new_tokens"
             )
+        _check_memory(model, encoder_out.shape[0], max_length, encoder_out.device)
         self.model = model
         self.max_length = max_length
         self.heads = config.num_heads

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,8 +52,8 @@ class OptimizerConfig:
     """Adafactor: the RMS above which an update is scaled down (update clipping)."""
 
     def __post_init__(self) -> None:
-        if self.lr < 0:
-            raise ConfigError(f"lr: must not be negative, got {self.lr}")
+        if not math.isfinite(self.lr) or self.lr < 0:
+            raise ConfigError(f"lr: must be a finite number of 0 or more, got {self.lr}")
         if not all(0.0 <= beta < 1.0 for beta in self.betas):
             raise ConfigError(f"betas: each must be in [0, 1), got {list(self.betas)}")
         if self.eps <= 0:

@@ -7,6 +7,7 @@ line switches between the four methods on the same data, so that their scores ca
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -131,8 +132,8 @@ class OptimConfig:
             raise ConfigError(f"optim.max_steps: must not be negative, got {self.max_steps}")
         if self.batch_size <= 0:
             raise ConfigError(f"optim.batch_size: must be positive, got {self.batch_size}")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"optim.lr: must be positive, got {self.lr}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"optim.lr: must be a positive finite number, got {self.lr}")
         if self.clip_grad_norm is not None and self.clip_grad_norm < 0:
             raise ConfigError(f"optim.clip_grad_norm: must not be negative, got {self.clip_grad_norm}")
 

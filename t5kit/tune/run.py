@@ -189,7 +189,7 @@ def prompt_learn(config: TuneConfig) -> TuneResult:
     base = load_model(config.base, device=device)
     base_ref = base_reference(config.base)
     tokenizer = load_tokenizer(config)
-    base.config.check_tokenizer(tokenizer.vocab_size)
+    base.config.check_tokenizer_matches(tokenizer.vocab_size)
     result = TuneResult(config.method, str(config.base), str(output), config.load_tuned or "", count_parameters(base), 0, 0, 0.0, None)
 
     if config.load_tuned and config.method != "finetune":

@@ -93,6 +93,13 @@ def test_vocab_smaller_than_tokenizer_rejected():
     ModelConfig(vocab_size=32128).check_tokenizer(32100)
 
 
+def test_tokenizer_of_another_model_rejected():
+    ModelConfig(vocab_size=32128).check_tokenizer_matches(32100)
+    ModelConfig(vocab_size=32100).check_tokenizer_matches(32100)
+    with pytest.raises(ConfigError, match="the tokenizer has 600 ids but the model's embedding has 32128 rows"):
+        ModelConfig(vocab_size=32128).check_tokenizer_matches(600)
+
+
 def test_unknown_preset_suggests_name():
     with pytest.raises(ConfigError, match="Did you mean 't5-small'"):
         load_model_config("t5-smal")
@@ -129,6 +136,19 @@ def test_repeated_yaml_key_rejected(tmp_path):
     # The same key in two different mappings is fine, and so is a list of mappings.
     path.write_text("a:\n  x: 1\nb:\n  x: 2\nc:\n  - {x: 1}\n  - {x: 2}\n")
     assert load_yaml(path) == {"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 1}, {"x": 2}]}
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &base {max_steps: 7, lr: 1.0}\ntrain:\n  <<: *base\n  lr: 2.0\n")
+    assert load_yaml(path)["train"] == {"max_steps": 7, "lr": 2.0}
+
+
+def test_config_not_utf8_rejected(tmp_path):
+    path = tmp_path / "utf16.yaml"
+    path.write_bytes("train: {}\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"utf16.yaml is not UTF-8 text \(byte 0\)"):
+        load_yaml(path)
 
 
 def test_yaml_must_be_mapping(tmp_path):

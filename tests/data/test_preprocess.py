@@ -12,7 +12,7 @@ import pytest
 
 from t5kit.cli.main import main
 from t5kit.data.indexed_dataset import IndexedDataset
-from t5kit.data.preprocess import preprocess, split_documents
+from t5kit.data.preprocess import PreprocessError, preprocess, split_documents
 from t5kit.data.text_files import InvalidUtf8Error, TextFileError, TextReadReport, read_documents
 from t5kit.tokenizer import T5Tokenizer
 
@@ -200,3 +200,13 @@ def test_cli_names_the_flag_of_a_bad_number(tmp_path, flag, value, message, caps
     assert exit_info.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "out_train.bin").exists()
+
+
+def test_output_prefix_that_names_a_folder_rejected(tmp_path, spiece):
+    path = tmp_path / "lines.txt"
+    path.write_text("one document\n", encoding="utf-8")
+    with pytest.raises(PreprocessError, match="is a folder; add a file name to it"):
+        preprocess([path], f"{tmp_path}/", spiece[0])
+    with pytest.raises(PreprocessError, match="seed must be 0 or more, got -1"):
+        preprocess([path], tmp_path / "out", spiece[0], seed=-1)
+    assert not list(tmp_path.glob("*.bin"))

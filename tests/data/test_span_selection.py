@@ -167,3 +167,25 @@ def test_tokenizer_of_other_vocabulary_rejected(tmp_path, shared_data):
     }
     with pytest.raises(ConfigError, match="data.tokenizer: .* has 32100 ids but the datasets were written with 5000"):
         build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)
+
+
+def test_config_rejects_inputs_without_room_for_a_denoiser():
+    select = {"objective": "ul2", "ul2": {"denoisers": [{"name": "R"}, {"name": "Q", "kind": "select"}]}}
+    with pytest.raises(ConfigError, match=r"inputs_length: 30 tokens leave 30 for denoiser 'Q' \(ul2.denoisers\[1\]\).*needs 36"):
+        build(DataConfig, {**select, "inputs_length": 30}, prefix="data")
+    build(DataConfig, {**select, "inputs_length": 36}, prefix="data")
+    modes = {"objective": "ul2", "inputs_length": 64, "ul2": {"denoisers": [{"name": "S", "kind": "prefix", "mode_token_ids": list(range(3, 65))}]}}
+    with pytest.raises(ConfigError, match="after its 62 mode tokens"):
+        build(DataConfig, modes, prefix="data")
+    with pytest.raises(ConfigError, match="seed: must be 0 or more, got -1"):
+        build(DataConfig, {"seed": -1}, prefix="data")
+
+
+def test_mode_tokens_outside_the_vocabulary_rejected(tmp_path):
+    prefix = tmp_path / "small"
+    with IndexedDatasetWriter(prefix, 5000) as writer:
+        writer.add_document(np.arange(3, 400))
+    denoisers = [{"name": "R", "mode_token_ids": [99999]}]
+    settings = {"paths": [str(prefix)], "inputs_length": 64, "objective": "ul2", "ul2": {"denoisers": denoisers}}
+    with pytest.raises(ConfigError, match=r"mode_token_ids: \[99999\] are not ids .* use ids below 5000"):
+        build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)

@@ -343,6 +343,9 @@ def test_config_checks():
         ({"min_new_tokens": 30}, "min_new_tokens"),
         ({"num_beams": 2, "do_sample": True}, "beam sampling"),
         ({"temperature": 0.0}, "temperature"),
+        ({"temperature": float("nan")}, "temperature: must be a positive finite number, got nan"),
+        ({"temperature": float("inf")}, "temperature"),
+        ({"length_penalty": float("nan")}, "length_penalty: must be a finite number"),
         ({"top_p": 0.0}, "top_p"),
         ({"compile": True, "cache": "dynamic"}, "compile"),
         ({"early_stopping": "sometimes"}, "early_stopping"),
@@ -359,6 +362,9 @@ def test_config_checks():
         resolve_ids(config(eos_token_id=VOCAB), model.config, torch.device("cpu"))
     with pytest.raises(GenerationError, match="max_decoder_length"):
         generate(tiny("nemo"), input_ids, config=config(max_new_tokens=500))
+    # A relative-position model takes any length, but not one whose [H, T, T] bias cannot fit.
+    with pytest.raises(GenerationError, match=r"max_new_tokens 10000000 needs .* GiB .* lower max_new_tokens"):
+        generate(model, input_ids, config=config(max_new_tokens=10_000_000))
 
 
 @pytest.mark.slow

@@ -52,3 +52,14 @@ def test_invalid_values_rejected():
         OptimizerConfig(betas=(0.9, 1.0))
     with pytest.raises(ConfigError, match="device"):
         TrainConfig(device="tpu")
+    for lr in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match=f"lr: must be a finite number of 0 or more, got {lr}"):
+            OptimizerConfig(lr=lr)
+
+
+def test_tune_learning_rate_must_be_finite():
+    from t5kit.tune.config import OptimConfig
+
+    with pytest.raises(ConfigError, match="optim.lr: must be a positive finite number, got nan"):
+        OptimConfig(lr=float("nan"))
+    assert OptimConfig(lr=None).lr is None
