@@ -7,7 +7,7 @@
     version      uint32   1
     dtype code   uint32   1 = uint16, 2 = int32 (the dtype of the ids in .bin)
     vocab size   uint32   size of the tokenizer's vocabulary, sentinels included
-    reserved     uint32   0
+    sentinels    uint32   the tokenizer's sentinel count plus one; 0 when not recorded
     documents    uint64   number of documents
     tokens       uint64   number of tokens in .bin
     (reserved    uint64   0)
@@ -56,9 +56,12 @@ class IndexedDatasetWriter:
     Use as a context manager; on an exception the partial files are removed.
     """
 
-    def __init__(self, prefix: str | Path, vocab_size: int, dtype: np.dtype | None = None):
+    def __init__(
+        self, prefix: str | Path, vocab_size: int, dtype: np.dtype | None = None, num_sentinels: int | None = None
+    ):
         self.bin_path, self.idx_path = dataset_paths(prefix)
         self.vocab_size = vocab_size
+        self.num_sentinels = num_sentinels
         self.dtype = np.dtype(dtype) if dtype is not None else token_dtype(vocab_size)
         if self.dtype not in CODE_OF_DTYPE:
             raise ValueError(f"unsupported token dtype {self.dtype}; use uint16 or int32")
@@ -95,7 +98,14 @@ class IndexedDatasetWriter:
             return
         self._bin.close()
         header = HEADER.pack(
-            MAGIC, VERSION, CODE_OF_DTYPE[self.dtype], self.vocab_size, 0, self.num_documents, self.num_tokens, 0
+            MAGIC,
+            VERSION,
+            CODE_OF_DTYPE[self.dtype],
+            self.vocab_size,
+            0 if self.num_sentinels is None else self.num_sentinels + 1,
+            self.num_documents,
+            self.num_tokens,
+            0,
         )
         with open(self.idx_path, "wb") as index_file:
             index_file.write(header)
@@ -125,7 +135,8 @@ class IndexedDataset:
         self.prefix = str(prefix)
         self.bin_path, self.idx_path = dataset_paths(prefix)
         header = self._read_header()
-        _, _, dtype_code, self.vocab_size, _, self.num_documents, self.num_tokens, _ = header
+        _, _, dtype_code, self.vocab_size, sentinels, self.num_documents, self.num_tokens, _ = header
+        self.num_sentinels = sentinels - 1 if sentinels else None  # None: written without the count
         self.dtype = DTYPE_CODES[dtype_code]
         self.offsets = np.memmap(self.idx_path, dtype=np.int64, mode="r", offset=HEADER.size)
         self._check_offsets()

@@ -172,6 +172,28 @@ class PretrainingBatches:
         self.sampler.load_state_dict(state["sampler"])
 
 
+def _check_sentinels(config: DataConfig, datasets: Sequence[IndexedDataset], key: str) -> None:
+    """Reject datasets whose tokenizer has fewer sentinels than data.num_sentinels.
+
+    Sentinel i is id vocab_size - 1 - i, so sentinels the tokenizer lacks would be ordinary pieces.
+    """
+    recorded = [dataset for dataset in datasets if dataset.num_sentinels is not None]
+    if not recorded:
+        return  # written by a t5kit that did not record the count
+    fewest = min(recorded, key=lambda dataset: dataset.num_sentinels)
+    if fewest.num_sentinels >= config.num_sentinels:
+        return
+    fix = (
+        f"set data.num_sentinels={fewest.num_sentinels}"
+        if fewest.num_sentinels
+        else "train the tokenizer with sentinels (t5kit tokenizer train --num-sentinels 100) and preprocess again"
+    )
+    raise ConfigError(
+        f"data.{key}: {fewest.prefix} was tokenized with {fewest.num_sentinels} sentinel tokens, but "
+        f"data.num_sentinels is {config.num_sentinels}, so the missing sentinels would be ordinary pieces; {fix}"
+    )
+
+
 def build_pretraining_batches(
     config: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1, split: str = "train"
 ) -> PretrainingBatches:
@@ -190,6 +212,7 @@ def build_pretraining_batches(
         raise ConfigError(
             f"data.{key}: the datasets come from different tokenizers (vocabulary sizes {sorted(vocab_sizes)})"
         )
+    _check_sentinels(config, datasets, key)
     objective = build_objective(config, datasets[0].vocab_size)
     windows = [TokenWindows(dataset, objective.raw_length, config.windowing, config.eos_id) for dataset in datasets]
     for dataset, dataset_windows in zip(datasets, windows):

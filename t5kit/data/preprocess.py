@@ -141,7 +141,7 @@ def _write_splits(source: IndexedDataset, prefix: str, val_mask: np.ndarray) -> 
     splits = {}
     for name, selected in (("train", ~val_mask), ("val", val_mask)):
         split_prefix = f"{prefix}_{name}"
-        with IndexedDatasetWriter(split_prefix, source.vocab_size, source.dtype) as writer:
+        with IndexedDatasetWriter(split_prefix, source.vocab_size, source.dtype, source.num_sentinels) as writer:
             for index in np.flatnonzero(selected):
                 writer.add_document(source[int(index)])
         splits[name] = SplitSummary(writer.num_documents, writer.num_tokens, split_prefix)
@@ -183,7 +183,7 @@ def preprocess(
     documents = itertools.chain.from_iterable(
         read_documents(path, report, text_format, plain_documents, jsonl_field, on_invalid_utf8) for path in inputs
     )
-    with IndexedDatasetWriter(f"{prefix}_all.tmp", tokenizer.vocab_size) as writer:
+    with IndexedDatasetWriter(f"{prefix}_all.tmp", tokenizer.vocab_size, num_sentinels=tokenizer.num_sentinels) as writer:
         read, empty_tokenized = _tokenize_all(documents, writer, str(tokenizer_path), workers, chunk_size, progress)
     source = IndexedDataset(f"{prefix}_all.tmp")
     try:

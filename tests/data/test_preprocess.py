@@ -159,6 +159,7 @@ def test_cli_writes_splits(tmp_path, spiece):
     code = main(["preprocess", *arguments, "--val-fraction", "0.1", "--no-progress"])
     assert code == 0
     assert len(IndexedDataset(tmp_path / "out_train")) == 18
+    assert IndexedDataset(tmp_path / "out_val").num_sentinels == T5Tokenizer(spiece[0]).num_sentinels == 100
     assert len(IndexedDataset(tmp_path / "out_val")) == 2
 
 

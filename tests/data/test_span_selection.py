@@ -189,3 +189,16 @@ def test_mode_tokens_outside_the_vocabulary_rejected(tmp_path):
     settings = {"paths": [str(prefix)], "inputs_length": 64, "objective": "ul2", "ul2": {"denoisers": denoisers}}
     with pytest.raises(ConfigError, match=r"mode_token_ids: \[99999\] are not ids .* use ids below 5000"):
         build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)
+
+
+@pytest.mark.parametrize(("sentinels", "fix"), [(0, "train the tokenizer with sentinels"), (10, "set data.num_sentinels=10")])
+def test_datasets_with_fewer_sentinels_rejected(tmp_path, sentinels, fix):
+    prefix = tmp_path / "few"
+    with IndexedDatasetWriter(prefix, 5000, num_sentinels=sentinels) as writer:
+        writer.add_document(np.arange(3, 400))
+    config = build(DataConfig, {"paths": [str(prefix)], "inputs_length": 64}, prefix="data")
+    with pytest.raises(ConfigError, match=f"tokenized with {sentinels} sentinel tokens, but data.num_sentinels is 100.*{fix}"):
+        build_pretraining_batches(config, batch_size=2)
+    config = build(DataConfig, {"paths": [str(prefix)], "inputs_length": 64, "num_sentinels": max(sentinels, 1)}, prefix="data")
+    if sentinels:
+        assert next(build_pretraining_batches(config, batch_size=2)).num_examples == 2
