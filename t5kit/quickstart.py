@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import urllib.request
@@ -254,9 +255,21 @@ def prepare_tokenizer(options: QuickstartOptions, text: Path, directory: Path):
     from t5kit.tokenizer import T5Tokenizer
 
     if options.train_tokenizer:
+        from t5kit.tokenizer import TokenizerError
         from t5kit.tokenizer.training import train_tokenizer
 
-        return train_tokenizer([text], directory, vocab_size=options.train_tokenizer, num_threads=options.num_threads)
+        try:
+            return train_tokenizer([text], directory, vocab_size=options.train_tokenizer, num_threads=options.num_threads)
+        except TokenizerError as error:
+            # SentencePiece says "Vocabulary size is smaller than required_chars. 5 vs 131." and
+            # names its own flag; the quickstart's is --train-tokenizer.
+            needed = re.search(r"required_chars\. \d+ vs (\d+)", str(error))
+            if needed is None:
+                raise
+            raise T5kitError(
+                f"--train-tokenizer {options.train_tokenizer} is fewer pieces than the {needed.group(1)} characters "
+                f"of the text; use at least {needed.group(1)} (8000 suits the quickstart)"
+            ) from None
     tokenizer = T5Tokenizer(find_t5_tokenizer(options.tokenizer))
     tokenizer.save(directory)
     return T5Tokenizer(directory)

@@ -95,3 +95,20 @@ def test_output_that_is_a_file_is_rejected(tmp_path, capsys):
     assert main(["quickstart", "--smoke", "--output", str(target), "--no-progress"]) == 2
     assert "the run directory" in capsys.readouterr().err
     assert target.read_text() == "keep me\n"
+
+
+def test_cuda_device_without_cuda_names_the_flag(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["quickstart", "--smoke", "--device", "cuda"]) == 2
+    assert "--device cuda: CUDA is not available on this machine; use --device cpu or auto" in capsys.readouterr().err
+
+
+def test_train_tokenizer_too_small_names_the_flag(shared_data, tmp_path):
+    options = QuickstartOptions(
+        preset="smoke", output=str(tmp_path), squad_dir=str(shared_data / "squad_v1.1"), train_tokenizer=5,
+        progress_bar=False,
+    )
+    with pytest.raises(T5kitError, match=r"--train-tokenizer 5 is fewer pieces than the \d+ characters of the text"):
+        run_quickstart(options)

@@ -16,6 +16,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("config", metavar="CONFIG", help="recipe YAML file or bundled recipe name, e.g. squad-tiny")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. base=runs/x/model")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.set_defaults(run=run)
 
 
@@ -37,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from t5kit.tune import load_tune_config, prompt_learn
 
     config = load_tune_config(args.config, args.overrides)
+    if args.print_config:
+        import yaml
+
+        from t5kit.tune.config import to_yaml_dict
+
+        print(yaml.safe_dump(to_yaml_dict(config), sort_keys=False, allow_unicode=True), end="")
+        return 0
     result = prompt_learn(config)
     print(format_scores(result))
     if config.load_tuned:

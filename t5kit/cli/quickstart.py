@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not methods:
         named = ", ".join(unknown) if unknown else repr(args.methods)
         raise T5kitError(f"--methods: unknown method {named}; choose from {', '.join(METHODS)}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise T5kitError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu or auto")
     options = QuickstartOptions(
         preset="smoke" if args.smoke else args.preset,
         output=args.output,

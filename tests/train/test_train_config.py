@@ -15,6 +15,23 @@ def test_recipes_build(recipe, capsys):
     assert "max_steps" in capsys.readouterr().out
 
 
+def test_overrides_after_a_flag_are_applied(capsys):
+    assert main(["pretrain", "tiny-cpu", "--print-config", "train.max_steps=7", "data.seed=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "max_steps: 7\n" in printed
+    assert "seed: 3\n" in printed
+    with pytest.raises(SystemExit):
+        main(["pretrain", "tiny-cpu", "--print-config", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_prompt_learn_prints_its_config(capsys):
+    assert main(["prompt-learn", "squad-tiny", "--print-config", "base=runs/x/model", "method=lora"]) == 0
+    printed = capsys.readouterr().out
+    assert "method: lora\n" in printed
+    assert "base: runs/x/model\n" in printed
+
+
 def test_nemo_recipe_values():
     from t5kit.cli.pretrain import load_config
 
