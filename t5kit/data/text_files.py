@@ -7,7 +7,7 @@ Formats:
 - `jsonl`: one JSON object per line; the document is the string in `jsonl_field`.
 - `wikitext`: a line ` = Title = ` (one `=` on each side) starts a new article, as in WikiText-2 and
   WikiText-103. Section headings (` = = Section = = `) stay inside their article.
-- `auto`: `jsonl` for `.jsonl`/`.json`, `wikitext` for `.tokens`, `plain` otherwise.
+- `auto`: `jsonl` for `.jsonl`/`.json`/`.ndjson`, `wikitext` for `.tokens`, `plain` otherwise.
 
 A name ending in `.gz` is decompressed on the fly. Files are decoded line by line, so invalid UTF-8
 is reported with its file and line number: by default as an `InvalidUtf8Error`, or with
@@ -74,7 +74,7 @@ def detect_format(path: str | Path) -> str:
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[: -len(".gz")]
-    if name.endswith((".jsonl", ".json")):
+    if name.endswith((".jsonl", ".json", ".ndjson")):
         return "jsonl"
     if name.endswith(".tokens"):
         return "wikitext"

@@ -8,9 +8,7 @@ Input lines stream from the files into the trainer, which keeps a uniform sample
 
 from __future__ import annotations
 
-import gzip
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -30,9 +28,6 @@ from t5kit.tokenizer.sentencepiece_tokenizer import (
 )
 
 logger = logging.getLogger(__name__)
-
-JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-
 
 @dataclass
 class TokenizerTrainConfig:
@@ -189,63 +184,17 @@ class LineCounter:
 
 
 def iter_lines(files: Sequence[str | Path], jsonl_field: str = "text") -> Iterator[str]:
-    """Yield the non-empty lines of text files, gzip files and one field of JSON Lines records."""
-    for path in map(Path, files):
-        if path.name.endswith(JSONL_SUFFIXES):
-            yield from _jsonl_lines(path, jsonl_field)
-        else:
-            yield from _text_lines(path)
+    """Yield the non-empty lines of the documents that `t5kit preprocess` would read from `files`.
 
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, line without its line break), with errors that name the file and line.
-
-    Lines are decoded one by one, so an invalid UTF-8 byte is reported at its own line. A byte
-    order mark at the start of the file is dropped, as some corpora carry one.
+    The reader is `t5kit.data.text_files`, so the tokenizer learns from the same text that is
+    tokenized later: plain and gzip files line by line, the `jsonl_field` of each .jsonl/.json
+    record, WikiText articles. A document of several lines gives each of its lines.
     """
-    number = 0
-    try:
-        with _open_binary(path) as file:
-            for number, raw in enumerate(file, start=1):
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError as error:
-        raise TokenizerError(
-            f"{path}: line {number} is not valid UTF-8 ({error.reason} at byte {error.start}); "
-            "convert the file to UTF-8"
-        ) from None
-    except (OSError, EOFError) as error:
-        raise TokenizerError(f"cannot read {path} after line {number}: {error}") from None
+    from t5kit.data.text_files import TextReadReport, read_documents
 
-
-def _text_lines(path: Path) -> Iterator[str]:
-    for _, line in _numbered_lines(path):
-        if line.strip():
-            yield line
-
-
-def _jsonl_lines(path: Path, field: str) -> Iterator[str]:
-    """Yield the text of `field` in each record, one line of it at a time."""
-    for number, line in _numbered_lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TokenizerError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or field not in record:
-            keys = ", ".join(record) if isinstance(record, dict) else type(record).__name__
-            raise TokenizerError(
-                f"{path}: line {number} has no field '{field}' (found: {keys}); choose the field with --jsonl-field"
-            )
-        text = record[field]
-        if not isinstance(text, str):
-            kind = type(text).__name__
-            raise TokenizerError(f"{path}: line {number}: field '{field}' is a {kind}, expected a string")
-        for part in text.splitlines():
-            if part.strip():
-                yield part
+    report = TextReadReport()
+    for path in files:
+        for document in read_documents(path, report, jsonl_field=jsonl_field):
+            for line in document.text.splitlines():
+                if line.strip():
+                    yield line

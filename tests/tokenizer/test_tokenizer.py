@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from t5kit.cli.main import main
 from t5kit.config.core import ConfigError
+from t5kit.data.text_files import TextFileError
 from t5kit.tokenizer import T5Tokenizer, TokenizerError, iter_lines, train_tokenizer
 
 # Strings whose ids and decoding must equal transformers'. Every chunk of text between special
@@ -406,27 +407,27 @@ def test_iter_lines_formats(tmp_path):
         file.write("third\n")
     records = tmp_path / "c.jsonl"
     records.write_text('{"text": "fourth\\nfifth"}\n\n{"text": "sixth", "other": 1}\n', encoding="utf-8")
-    assert list(iter_lines([plain, packed, records])) == ["first", "second  ", "third", "fourth", "fifth", "sixth"]
+    assert list(iter_lines([plain, packed, records])) == ["first", "second", "third", "fourth", "fifth", "sixth"]
 
 
 def test_iter_lines_errors(tmp_path):
     records = tmp_path / "c.jsonl"
     records.write_text('{"text": "ok"}\n{"body": "x"}\n', encoding="utf-8")
-    with pytest.raises(TokenizerError, match=r"line 2 has no field 'text' \(found: body\)"):
+    with pytest.raises(TextFileError, match=r"line 2: field 'text' not found \(found: body\)"):
         list(iter_lines([records]))
     records.write_text('{"text": "ok"}\n{broken\n', encoding="utf-8")
-    with pytest.raises(TokenizerError, match="line 2 is not valid JSON"):
+    with pytest.raises(TextFileError, match="invalid JSON in .*c.jsonl at line 2"):
         list(iter_lines([records]))
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes(b"ok\ncaf\xe9\n")
-    with pytest.raises(TokenizerError, match="line 2 is not valid UTF-8"):
+    with pytest.raises(TextFileError, match="invalid UTF-8 in .*latin1.txt at line 2"):
         list(iter_lines([latin1]))
 
 
 def test_train_reports_reader_error(tmp_path):
     records = tmp_path / "c.jsonl"
     records.write_text('{"text": "hello world"}\n' * 50 + "{broken\n", encoding="utf-8")
-    with pytest.raises(TokenizerError, match="line 51 is not valid JSON"):
+    with pytest.raises(TextFileError, match="invalid JSON in .* at line 51"):
         train_tokenizer([records], tmp_path / "out", vocab_size=30)
 
 
