@@ -261,8 +261,8 @@ def prepare_tokenizer(options: QuickstartOptions, text: Path, directory: Path):
         try:
             return train_tokenizer([text], directory, vocab_size=options.train_tokenizer, num_threads=options.num_threads)
         except TokenizerError as error:
-            # SentencePiece says "Vocabulary size is smaller than required_chars. 5 vs 131." and
-            # names its own flag; the quickstart's is --train-tokenizer.
+            # SentencePiece's message ("Vocabulary size is smaller than required_chars. 5 vs 131.")
+            # names its own flag, so it is rewritten in terms of --train-tokenizer.
             needed = re.search(r"required_chars\. \d+ vs (\d+)", str(error))
             if needed is None:
                 raise

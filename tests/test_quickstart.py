@@ -89,7 +89,7 @@ def test_unknown_method_is_rejected(capsys):
     assert "unknown method" in capsys.readouterr().err
 
 
-def test_output_that_is_a_file_is_rejected(tmp_path, capsys):
+def test_output_file_rejected(tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("keep me\n")
     assert main(["quickstart", "--smoke", "--output", str(target), "--no-progress"]) == 2
@@ -97,7 +97,7 @@ def test_output_that_is_a_file_is_rejected(tmp_path, capsys):
     assert target.read_text() == "keep me\n"
 
 
-def test_cuda_device_without_cuda_names_the_flag(capsys, monkeypatch):
+def test_missing_cuda_names_flag(capsys, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -105,7 +105,7 @@ def test_cuda_device_without_cuda_names_the_flag(capsys, monkeypatch):
     assert "--device cuda: CUDA is not available on this machine; use --device cpu or auto" in capsys.readouterr().err
 
 
-def test_train_tokenizer_too_small_names_the_flag(shared_data, tmp_path):
+def test_small_train_tokenizer_names_flag(shared_data, tmp_path):
     options = QuickstartOptions(
         preset="smoke", output=str(tmp_path), squad_dir=str(shared_data / "squad_v1.1"), train_tokenizer=5,
         progress_bar=False,

@@ -8,7 +8,6 @@ tokens (min_new_tokens = max_new_tokens, so EOS cannot end a run early). Latency
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import statistics
 import time
@@ -22,6 +21,7 @@ from t5kit.config.core import ConfigError
 from t5kit.config.model import load_model_config
 from t5kit.errors import T5kitError
 from t5kit.generate import GenerationConfig, generate
+from t5kit.generate.static_cache import device_memory
 from t5kit.model import T5, count_parameters
 
 logger = logging.getLogger(__name__)
@@ -181,11 +181,11 @@ def run_inference_bench(config: InferenceBenchConfig, model: T5 | None = None) -
         )
     # The encoder's scores are [batch, heads, input_len, input_len] in fp32, plus a bias of one row's size.
     scores = (config.batch + 1) * model.config.num_heads * config.input_len**2 * 4
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    memory = device_memory(model.shared.weight.device)
     if memory is not None and scores > memory:
         raise T5kitError(
             f"--input-len {config.input_len} needs {scores / 2**30:.1f} GiB for the encoder's attention scores, "
-            f"more than this machine's {memory / 2**30:.1f} GiB; choose a shorter input"
+            f"more than the {memory / 2**30:.1f} GiB of memory; choose a shorter input"
         )
     input_ids, mask = random_inputs(config.batch, config.input_len, model.config.vocab_size, config.seed)
     generation = config.generation_config()

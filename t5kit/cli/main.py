@@ -48,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     from t5kit.errors import T5kitError
 
     parser = build_parser()
-    # argparse stops a `nargs="*"` positional at the first flag, so `pretrain x.yaml --print-config
-    # a.b=1` leaves a.b=1 over; such KEY=VALUE leftovers join the command's overrides.
+    # argparse ends a `nargs="*"` positional at the first flag, so `pretrain x.yaml --print-config
+    # a.b=1` leaves a.b=1 over. Such KEY=VALUE leftovers join the command's overrides.
     args, extra = parser.parse_known_args(argv)
+    overrides = getattr(args, "overrides", None)
+    all_overrides = all("=" in item and not item.startswith("-") for item in extra)
+    if extra and not (isinstance(overrides, list) and all_overrides):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
-        if isinstance(getattr(args, "overrides", None), list) and all("=" in item and not item.startswith("-") for item in extra):
-            args.overrides.extend(extra)
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        overrides.extend(extra)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

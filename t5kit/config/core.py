@@ -134,15 +134,15 @@ def to_dict(config: Any) -> dict[str, Any]:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe YAML loader that rejects a key given twice in one mapping.
 
-    PyYAML keeps the last value of a repeated key without a word, so a recipe edited by hand can
-    lose a setting silently.
+    PyYAML keeps the last value of a repeated key without a warning, so a recipe edited by hand
+    could lose a setting silently.
     """
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` merges keys that the mapping may override; the base class does it
+                continue  # the base class merges `<<: *base` keys, which the mapping may then override
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)

@@ -117,7 +117,6 @@ class ModelConfig:
                 f"set model.vocab_size={pad_vocab_size(tokenizer_vocab_size)} (padded to a multiple of 128)"
             )
 
-
     def check_tokenizer_matches(self, tokenizer_vocab_size: int) -> None:
         """Raise unless the embedding has the tokenizer's ids, padded up to a multiple of 128 at most.
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from t5kit.config.core import ConfigError
+from t5kit.data.span_selection import min_inputs_length
 
 
 @dataclass
@@ -52,11 +53,11 @@ class DenoiserConfig:
     mean_noise_span_length: float = 3.0
     """Mean noise span length in tokens (span kind only)."""
     query_length: int = 24
-    """Longest query in tokens, its sentinel included (select kind only)."""
+    """Maximum query length in tokens, its sentinel included (select kind only)."""
     max_answer_words: int = 4
-    """Longest answer in words (select kind only; in tokens without data.tokenizer)."""
+    """Maximum answer length in words (select kind only), or in tokens when data.tokenizer is unset."""
     max_answer_tokens: int = 8
-    """Longest answer in tokens (select kind only)."""
+    """Maximum answer length in tokens (select kind only)."""
     query_drop_rate: float = 0.1
     """Fraction of the query's tokens dropped (select kind only)."""
     mode_token_ids: list[int] = field(default_factory=list)
@@ -126,7 +127,7 @@ class DataConfig:
     ul2: UL2Config = field(default_factory=UL2Config)
     """Parameters of the ul2 objective (a mixture of denoisers, span selection included)."""
     tokenizer: str | None = None
-    """spiece.model (or its directory) of the datasets; span selection then draws answers of whole words."""
+    """Path of the datasets' spiece.model (or its directory), which lets span selection draw whole-word answers."""
     inputs_length: int = 512
     """Encoder length in tokens; the raw window length follows from it and the objective."""
     targets_length: int | None = None
@@ -174,11 +175,11 @@ class DataConfig:
         modes = len(denoiser.mode_token_ids)
         room = self.inputs_length - modes
         if denoiser.kind == "select":
-            # The query, a separator, the answer plus one more window token, and EOS.
-            needed = denoiser.query_length + denoiser.max_answer_tokens + 4
+            needed = min_inputs_length(denoiser.query_length, denoiser.max_answer_tokens)
             fix = f"raise inputs_length to {needed + modes} or lower ul2.denoisers[{index}].query_length"
         else:
-            needed, fix = 3, f"raise inputs_length to {3 + modes} or drop mode tokens"
+            needed = 3
+            fix = f"raise inputs_length to {needed + modes} or drop mode tokens"
         if room < needed:
             raise ConfigError(
                 f"inputs_length: {self.inputs_length} tokens leave {room} for denoiser {denoiser.name!r} "

@@ -31,6 +31,12 @@ import numpy as np
 from t5kit.data.span_corruption import Example, SentinelId
 
 
+def min_inputs_length(query_length: int, max_answer_tokens: int) -> int:
+    """Return the shortest inputs_length that fits the query, the separator, a window and EOS."""
+    # The window contains the longest answer and two more tokens.
+    return query_length + 1 + (max_answer_tokens + 2) + 1
+
+
 class SpanSelection:
     """The span-selection objective for one input length: raw windows in, examples out.
 
@@ -59,10 +65,10 @@ class SpanSelection:
             raise ValueError(f"query_drop_rate must be in [0, 1), got {query_drop_rate}")
         self.inputs_length = inputs_length
         self.raw_length = inputs_length - query_length - 2  # the separator and EOS
-        if self.raw_length < max_answer_tokens + 2:
+        if inputs_length < min_inputs_length(query_length, max_answer_tokens):
             raise ValueError(
                 f"inputs_length {inputs_length} leaves {self.raw_length} window tokens after a query of "
-                f"{query_length}; use an inputs_length of at least {query_length + max_answer_tokens + 4}"
+                f"{query_length}; use an inputs_length of at least {min_inputs_length(query_length, max_answer_tokens)}"
             )
         self.targets_length = max_answer_tokens + 1
         self.sentinel_id = sentinel_id
@@ -98,7 +104,7 @@ class SpanSelection:
                 end = int(bounds[last])
             if end - start <= self.max_answer_tokens and not np.any(window[start:end] == self.eos_id):
                 return start, end
-        # A window of long words or document ends: fall back to one token that is not EOS.
+        # The window has only long words or document ends, so fall back to one token that is not EOS.
         candidates = np.flatnonzero(window != self.eos_id)
         start = int(rng.choice(candidates)) if len(candidates) else 0
         return start, start + 1
@@ -109,7 +115,7 @@ class SpanSelection:
         if not 1 <= len(window) <= self.raw_length:
             raise ValueError(f"span selection needs a window of 1 to {self.raw_length} tokens, got {len(window)}")
         start, end = self.answer_span(window, rng)
-        # The query's text around the answer: a random split of the budget between the two sides.
+        # The query is the text around the answer, with the budget split at random between the two sides.
         budget = self.query_length - 1
         left = min(int(rng.integers(0, budget + 1)), start)
         right = min(budget - left, len(window) - end)

@@ -68,7 +68,7 @@ class UL2Mixture:
         denoisers: Sequence[DenoiserConfig] | None = None,
         eos_id: int = 1,
         max_sentinels: int = 100,
-        word_starts=None,
+        word_starts: Sequence[bool] | None = None,
     ):
         denoisers = UL2Config().denoisers if denoisers is None else list(denoisers)
         if not denoisers:

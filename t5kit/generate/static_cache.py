@@ -61,6 +61,18 @@ def project_cross_attention(
     ]
 
 
+def device_memory(device: torch.device) -> int | None:
+    """Return the free memory of a CUDA device, or the physical memory of the machine, in bytes.
+
+    Returns None where the operating system does not report it.
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if not hasattr(os, "sysconf"):
+        return None
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def _check_memory(model: T5, rows: int, length: int, device: torch.device) -> None:
     """Raise before allocating self-attention biases and caches that cannot fit in the device's memory.
 
@@ -73,10 +85,7 @@ def _check_memory(model: T5, rows: int, length: int, device: torch.device) -> No
     heads = config.num_heads if config.position_embedding == "relative" else 1
     biases = tables * heads * length * length * element
     caches = 2 * config.num_decoder_layers * rows * config.num_heads * length * config.d_kv * element
-    if device.type == "cuda":
-        available = torch.cuda.mem_get_info(device)[0]
-    else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    available = device_memory(device)
     if available is not None and biases + caches > available:
         raise GenerationError(
             f"max_new_tokens {length} needs {(biases + caches) / 2**30:.1f} GiB for the decoder's biases and caches "

@@ -29,6 +29,7 @@ from t5kit.tokenizer.sentencepiece_tokenizer import (
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class TokenizerTrainConfig:
     """Options of `train_tokenizer`. The defaults give an English T5-style unigram vocabulary."""

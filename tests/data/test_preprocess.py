@@ -193,7 +193,7 @@ def test_empty_validation_split_opens(tmp_path, spiece):
         ("--val-fraction", "half", "argument --val-fraction: expected a number, got 'half'"),
     ],
 )
-def test_cli_names_the_flag_of_a_bad_number(tmp_path, flag, value, message, capsys):
+def test_cli_names_flag_of_bad_number(tmp_path, flag, value, message, capsys):
     path = tmp_path / "lines.txt"
     path.write_text("one document\n", encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
@@ -203,11 +203,17 @@ def test_cli_names_the_flag_of_a_bad_number(tmp_path, flag, value, message, caps
     assert not (tmp_path / "out_train.bin").exists()
 
 
-def test_output_prefix_that_names_a_folder_rejected(tmp_path, spiece):
+def test_folder_output_prefix_rejected(tmp_path, spiece):
     path = tmp_path / "lines.txt"
     path.write_text("one document\n", encoding="utf-8")
     with pytest.raises(PreprocessError, match="is a folder; add a file name to it"):
         preprocess([path], f"{tmp_path}/", spiece[0])
+    assert not list(tmp_path.glob("*.bin"))
+
+
+def test_negative_split_seed_rejected(tmp_path, spiece):
+    path = tmp_path / "lines.txt"
+    path.write_text("one document\n", encoding="utf-8")
     with pytest.raises(PreprocessError, match="seed must be 0 or more, got -1"):
         preprocess([path], tmp_path / "out", spiece[0], seed=-1)
     assert not list(tmp_path.glob("*.bin"))

@@ -181,3 +181,24 @@ def test_config_rejects_bad_values():
         build(DataConfig, {"span_corruption": {"noise_density": 0.0}})
     with pytest.raises(ConfigError, match="Did you mean 'packing'"):
         build(DataConfig, {"packin": True})
+
+
+def test_negative_data_seed_rejected():
+    with pytest.raises(ConfigError, match="seed: must be 0 or more, got -1"):
+        build(DataConfig, {"seed": -1}, prefix="data")
+
+
+@pytest.mark.parametrize(("sentinels", "fix"), [(0, "train the tokenizer with sentinels"), (10, "set data.num_sentinels=10")])
+def test_fewer_sentinels_rejected(tmp_path, sentinels, fix):
+    prefix = tmp_path / "few"
+    with IndexedDatasetWriter(prefix, 5000, num_sentinels=sentinels) as writer:
+        writer.add_document(np.arange(3, 400))
+    settings = {"paths": [str(prefix)], "inputs_length": 64}
+    message = f"tokenized with {sentinels} sentinel tokens, but data.num_sentinels is 100.*{fix}"
+    with pytest.raises(ConfigError, match=message):
+        build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)
+
+    # With data.num_sentinels lowered to the tokenizer's count, the same datasets give batches.
+    if sentinels:
+        config = build(DataConfig, {**settings, "num_sentinels": sentinels}, prefix="data")
+        assert next(build_pretraining_batches(config, batch_size=2)).num_examples == 2

@@ -58,7 +58,7 @@ def test_example_layout_exact():
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_answers_are_whole_words_within_limits(seed):
+def test_answers_whole_words_within_limits(seed):
     objective = SpanSelection(128, SENTINEL, word_starts=WORD_STARTS, max_answer_words=3, max_answer_tokens=6)
     rng = np.random.default_rng(seed)
     window = words_window(rng, objective.raw_length)
@@ -74,7 +74,7 @@ def test_answers_are_whole_words_within_limits(seed):
     assert sum(WORD_STARTS[answer]) <= 3
 
 
-def test_query_never_contains_the_answer_position():
+def test_query_excludes_answer_tokens():
     # With unique tokens, the query's tokens come from around the answer, never from inside it.
     objective = SpanSelection(80, SENTINEL, query_length=10, max_answer_words=4, query_drop_rate=0.3)
     window = np.arange(100, 100 + objective.raw_length, dtype=np.int64)
@@ -86,7 +86,7 @@ def test_query_never_contains_the_answer_position():
         assert len(query) <= objective.query_length
 
 
-def test_marker_on_about_half_of_queries():
+def test_marker_on_half_of_queries():
     objective = SpanSelection(64, SENTINEL)
     window = np.arange(10, 10 + objective.raw_length, dtype=np.int64)
     marked = sum(SENTINEL(0) in objective(window, np.random.default_rng(seed)).inputs for seed in range(400))
@@ -152,7 +152,8 @@ def test_batches_with_tokenizer_word_starts(tmp_path, shared_data):
     words = set("The Eiffel Tower was built in 1889 by the company of Gustave Eiffel.".split())
     for row in batch.labels:
         answer = tokenizer.decode([t for t in row.tolist() if t not in (-100, 1)])
-        assert answer.split() and set(answer.split()) <= words
+        assert answer.split()
+        assert set(answer.split()) <= words
 
 
 def test_tokenizer_of_other_vocabulary_rejected(tmp_path, shared_data):
@@ -169,7 +170,7 @@ def test_tokenizer_of_other_vocabulary_rejected(tmp_path, shared_data):
         build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)
 
 
-def test_config_rejects_inputs_without_room_for_a_denoiser():
+def test_inputs_without_room_rejected():
     select = {"objective": "ul2", "ul2": {"denoisers": [{"name": "R"}, {"name": "Q", "kind": "select"}]}}
     with pytest.raises(ConfigError, match=r"inputs_length: 30 tokens leave 30 for denoiser 'Q' \(ul2.denoisers\[1\]\).*needs 36"):
         build(DataConfig, {**select, "inputs_length": 30}, prefix="data")
@@ -177,11 +178,9 @@ def test_config_rejects_inputs_without_room_for_a_denoiser():
     modes = {"objective": "ul2", "inputs_length": 64, "ul2": {"denoisers": [{"name": "S", "kind": "prefix", "mode_token_ids": list(range(3, 65))}]}}
     with pytest.raises(ConfigError, match="after its 62 mode tokens"):
         build(DataConfig, modes, prefix="data")
-    with pytest.raises(ConfigError, match="seed: must be 0 or more, got -1"):
-        build(DataConfig, {"seed": -1}, prefix="data")
 
 
-def test_mode_tokens_outside_the_vocabulary_rejected(tmp_path):
+def test_mode_tokens_outside_vocabulary_rejected(tmp_path):
     prefix = tmp_path / "small"
     with IndexedDatasetWriter(prefix, 5000) as writer:
         writer.add_document(np.arange(3, 400))
@@ -189,16 +188,3 @@ def test_mode_tokens_outside_the_vocabulary_rejected(tmp_path):
     settings = {"paths": [str(prefix)], "inputs_length": 64, "objective": "ul2", "ul2": {"denoisers": denoisers}}
     with pytest.raises(ConfigError, match=r"mode_token_ids: \[99999\] are not ids .* use ids below 5000"):
         build_pretraining_batches(build(DataConfig, settings, prefix="data"), batch_size=2)
-
-
-@pytest.mark.parametrize(("sentinels", "fix"), [(0, "train the tokenizer with sentinels"), (10, "set data.num_sentinels=10")])
-def test_datasets_with_fewer_sentinels_rejected(tmp_path, sentinels, fix):
-    prefix = tmp_path / "few"
-    with IndexedDatasetWriter(prefix, 5000, num_sentinels=sentinels) as writer:
-        writer.add_document(np.arange(3, 400))
-    config = build(DataConfig, {"paths": [str(prefix)], "inputs_length": 64}, prefix="data")
-    with pytest.raises(ConfigError, match=f"tokenized with {sentinels} sentinel tokens, but data.num_sentinels is 100.*{fix}"):
-        build_pretraining_batches(config, batch_size=2)
-    config = build(DataConfig, {"paths": [str(prefix)], "inputs_length": 64, "num_sentinels": max(sentinels, 1)}, prefix="data")
-    if sentinels:
-        assert next(build_pretraining_batches(config, batch_size=2)).num_examples == 2

@@ -15,7 +15,7 @@ def test_recipes_build(recipe, capsys):
     assert "max_steps" in capsys.readouterr().out
 
 
-def test_overrides_after_a_flag_are_applied(capsys):
+def test_overrides_after_flag_applied(capsys):
     assert main(["pretrain", "tiny-cpu", "--print-config", "train.max_steps=7", "data.seed=3"]) == 0
     printed = capsys.readouterr().out
     assert "max_steps: 7\n" in printed
